@@ -1,0 +1,1 @@
+"""The click entry points, one module per job."""

@@ -1,0 +1,117 @@
+"""The TensorFlow side of the train job: compile, callbacks, fit, evaluate."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import keras
+import tensorflow as tf
+from kerasjobs.callbacks import BestCheckpoint, OpGraphWriter, RunRecorder
+from kerasjobs.config import TrainConfig
+from kerasjobs.data import Dataset, make_tf_dataset
+from kerasjobs.errors import RunError
+from kerasjobs.layout import RunPaths
+from kerasjobs.models import build_model
+from kerasjobs.records import read_json
+from kerasjobs.schedules import learning_rate
+from kerasjobs.train import progress_verbosity
+
+logger = logging.getLogger(__name__)
+
+JIT_SETTINGS = {"auto": "auto", "on": True, "off": False}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow, and ask TF for deterministic ops."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def build_compiled_model(config: TrainConfig, dataset: Dataset) -> keras.Model:
+    """Build the model for this data and compile it for training."""
+    model = build_model(config.model, dataset.input_shape, dataset.num_classes)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.schedule.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        steps_per_execution=config.steps_per_execution,
+        jit_compile=JIT_SETTINGS[config.jit_compile],
+    )
+    return model
+
+
+def make_callbacks(
+    config: TrainConfig, paths: RunPaths
+) -> tuple[list[keras.callbacks.Callback], RunRecorder, keras.callbacks.EarlyStopping]:
+    """The callback list, in the order resuming needs."""
+    early_stopping = keras.callbacks.EarlyStopping(
+        monitor=config.monitor, patience=config.patience, restore_best_weights=True
+    )
+    recorder = RunRecorder(paths, early_stopping)
+    callbacks = [
+        # First, so every later callback sees the restored epoch and weights.
+        keras.callbacks.BackupAndRestore(str(paths.backup), double_checkpoint=True),
+        keras.callbacks.LearningRateScheduler(
+            lambda epoch: learning_rate(epoch, config.schedule, config.epochs)
+        ),
+        BestCheckpoint(paths, config.monitor),
+        early_stopping,
+        recorder,
+        keras.callbacks.TensorBoard(
+            log_dir=str(paths.logs),
+            histogram_freq=config.histogram_freq,
+            write_graph=True,
+        ),
+        OpGraphWriter(paths.logs / "train"),
+    ]
+    return callbacks, recorder, early_stopping
+
+
+def fit_and_evaluate(
+    config: TrainConfig, dataset: Dataset, model: keras.Model, paths: RunPaths
+) -> dict[str, Any]:
+    """Fit (or resume) the model, then evaluate the best checkpoint on test."""
+    state = read_json(paths.state) or {}
+    fit_seconds = 0.0
+    if not state.get("fit_complete"):
+        train = make_tf_dataset(
+            dataset.x_train, dataset.y_train, config.batch_size, config.seed
+        )
+        validation = make_tf_dataset(dataset.x_val, dataset.y_val, config.batch_size)
+        callbacks, recorder, early_stopping = make_callbacks(config, paths)
+        started = time.perf_counter()
+        model.fit(
+            train,
+            validation_data=validation,
+            epochs=config.epochs,
+            callbacks=callbacks,
+            verbose=progress_verbosity(config.verbose),
+        )
+        fit_seconds = time.perf_counter() - started
+        recorder.mark_fit_complete(stopped_early=early_stopping.stopped_epoch > 0)
+        state = recorder.state
+
+    if not paths.best_model.exists():
+        raise RunError(
+            f"training ended without a best model in {paths.checkpoints}: "
+            f"{config.monitor} was never reported; check --monitor"
+        )
+    best = keras.models.load_model(paths.best_model)
+    test = make_tf_dataset(dataset.x_test, dataset.y_test, config.batch_size)
+    scores = best.evaluate(test, verbose=0, return_dict=True)
+    record = read_json(paths.best_record) or {}
+    history = state.get("history", [])
+    return {
+        "monitor": config.monitor,
+        "best_value": record.get("value"),
+        "best_epoch": record.get("epoch"),
+        "test_loss": float(scores["loss"]),
+        "test_accuracy": float(scores["accuracy"]),
+        "epochs_run": len(history),
+        "stopped_early": bool(state.get("stopped_early")),
+        "resumed_from_epoch": state.get("resumed_from", 0),
+        "fit_seconds_this_attempt": round(fit_seconds, 3),
+        "train_seconds_total": round(sum(r.get("seconds", 0) for r in history), 3),
+    }

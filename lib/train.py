@@ -1,0 +1,181 @@
+"""The train job: data, model, callbacks, fit, evaluate, record."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from kerasjobs.config import TrainConfig
+from kerasjobs.data import Dataset, load_dataset
+from kerasjobs.errors import InputError, RunError
+from kerasjobs.layout import Layout, RunPaths
+from kerasjobs.records import (
+    git_commit,
+    library_versions,
+    read_json,
+    write_json_atomic,
+)
+from kerasjobs.schedules import check_schedule
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports."""
+
+    run: RunPaths
+    metrics: dict[str, Any]
+    already_finished: bool = False
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def check_config(config: TrainConfig) -> None:
+    """Raise InputError for options no run can use."""
+    for name in ("epochs", "batch_size", "steps_per_execution"):
+        value = getattr(config, name)
+        if value < 1:
+            flag = "--" + name.replace("_", "-")
+            raise InputError(f"{flag} must be a positive integer, got {value}")
+    if config.patience < 0:
+        raise InputError(f"--patience must be 0 or more, got {config.patience}")
+    check_schedule(config.schedule, config.epochs)
+
+
+def prepare_run(config: TrainConfig, layout: Layout) -> tuple[RunPaths, bool]:
+    """The run's folder, and whether that run already finished.
+
+    Raises:
+        InputError: a run of that name exists with different options.
+    """
+    paths = layout.run(config.resolved_run_name)
+    if config.overwrite and paths.directory.exists():
+        shutil.rmtree(paths.directory)
+    record = read_json(paths.config)
+    if record is not None and record.get("run_id") != config.run_id():
+        raise InputError(
+            f"run {paths.name!r} already exists with other options: pass "
+            "another --run-name, or --overwrite to replace it"
+        )
+    metrics = read_json(paths.metrics) or {}
+    return paths, metrics.get("status") == "finished"
+
+
+@contextlib.contextmanager
+def locked(paths: RunPaths) -> Iterator[None]:
+    """Hold an exclusive lock on the run so two processes never share it."""
+    paths.directory.mkdir(parents=True, exist_ok=True)
+    with open(paths.lock, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"run {paths.name!r} is being trained by another process: wait "
+                "for it, or pass another --run-name"
+            ) from None
+        yield
+
+
+def write_config(config: TrainConfig, paths: RunPaths, dataset: Dataset) -> None:
+    """Save the resolved options and everything needed to reproduce the run."""
+    if paths.config.exists():
+        return
+    record = config.to_dict()
+    record.update(
+        run_name=paths.name,
+        run_id=config.run_id(),
+        created_at=now(),
+        versions=library_versions(),
+        git_commit=git_commit(),
+        data={
+            "input_shape": list(dataset.input_shape),
+            "num_classes": dataset.num_classes,
+            "class_names": list(dataset.class_names),
+            "train_rows": len(dataset.y_train),
+            "validation_rows": len(dataset.y_val),
+            "test_rows": len(dataset.y_test),
+        },
+    )
+    write_json_atomic(paths.config, record)
+
+
+def progress_verbosity(setting: str) -> int:
+    """Keras verbosity: a progress bar on a terminal, one line per epoch else."""
+    if setting == "bar":
+        return 1
+    if setting == "line":
+        return 2
+    return 1 if sys.stdout.isatty() else 2
+
+
+def run_training(config: TrainConfig) -> TrainResult:
+    """Train, checkpoint and evaluate one run; resume it if it was killed.
+
+    Raises:
+        InputError: bad options or data (nothing is written then).
+        RunError: the run could not be carried out.
+    """
+    # Check everything the user gave before anything is written.
+    check_config(config)
+    layout = Layout(config.root)
+    layout.ensure_writable()
+    dataset = load_dataset(
+        config.dataset, layout.datasets, config.validation_split, config.seed
+    )
+    paths, finished = prepare_run(config, layout)
+    if finished:
+        logger.info("run %s already finished; --overwrite trains it again", paths.name)
+        return TrainResult(paths, read_json(paths.metrics) or {}, True)
+
+    from kerasjobs import fit
+
+    fit.seed_everything(config.seed)
+    model = fit.build_compiled_model(config, dataset)
+
+    with locked(paths):
+        write_config(config, paths, dataset)
+        started = time.perf_counter()
+        status = {"status": "running", "started_at": now()}
+        write_json_atomic(paths.metrics, status)
+        try:
+            summary = fit.fit_and_evaluate(config, dataset, model, paths)
+        except BaseException as error:
+            # A kill (SIGKILL) never gets here and leaves "running"; any other
+            # end but success is recorded as failed, never as finished.
+            status.update(status="failed", error=f"{type(error).__name__}: {error}")
+            write_json_atomic(paths.metrics, status)
+            raise
+        metrics = {
+            **status,
+            **summary,
+            "status": "finished",
+            "finished_at": now(),
+            "seconds_this_attempt": round(time.perf_counter() - started, 3),
+        }
+        write_json_atomic(paths.metrics, metrics)
+    return TrainResult(paths, metrics)
+
+
+def describe(result: TrainResult) -> str:
+    """The one-line summary printed at the end of a run."""
+    metrics = result.metrics
+    prefix = "already finished: " if result.already_finished else ""
+    return (
+        f"{prefix}run {result.run.name}: test accuracy "
+        f"{metrics.get('test_accuracy', float('nan')):.4f}, best "
+        f"{metrics.get('monitor')} {metrics.get('best_value', float('nan')):.4f} "
+        f"at epoch {metrics.get('best_epoch')}; best model "
+        f"{Path(result.run.best_model)}"
+    )
