@@ -37,6 +37,9 @@ train: $(STAMP) ## Train the default model on the bundled digits dataset.
 tensorboard: $(STAMP) ## Serve TensorBoard for ROOT on 127.0.0.1:6006.
 	$(BIN)/tensorboard --logdir $(ROOT) --host 127.0.0.1 --port 6006
 
+# Each job's own targets live in mk/<job>.mk.
+include $(sort $(wildcard mk/*.mk))
+
 ##@ Quality
 
 .PHONY: test
@@ -55,7 +58,9 @@ format: $(STAMP) ## Reformat the code with ruff.
 
 .PHONY: bench
 bench: $(STAMP) ## Measure training speed, roofline share and CLI start-up.
-	$(BIN)/python bench/run.py
+	@for script in $(sort $(wildcard bench/bench_*.py)); do \
+	  $(BIN)/python $$script || exit 1; \
+	done
 
 .PHONY: clean
 clean: ## Remove the virtual environment and local runs.

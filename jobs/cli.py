@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import os
 import sys
@@ -14,8 +15,20 @@ import click
 JOBS = {
     "train": (
         "kerasjobs.jobs.train",
-        "Fit a Keras model with checkpoints, "
-        "early stopping, TensorBoard and a learning-rate schedule.",
+        "Fit a Keras model with checkpoints, early stopping, TensorBoard and a "
+        "learning-rate schedule.",
+    ),
+    "embed": (
+        "kerasjobs.jobs.embed",
+        "Export a trained run's embeddings to TensorBoard's Embedding Projector.",
+    ),
+    "tune": (
+        "kerasjobs.jobs.tune",
+        "Search hyperparameters with Keras Tuner, alone or as chief and workers.",
+    ),
+    "tensorboard": (
+        "kerasjobs.jobs.tensorboard",
+        "Serve TensorBoard for the shared root on this machine.",
     ),
 }
 
@@ -24,10 +37,11 @@ class LazyGroup(click.Group):
     """A group whose subcommands are imported the first time they are used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(JOBS)
+        # Only jobs whose module is present (a job is added with its module).
+        return [name for name in JOBS if importlib.util.find_spec(JOBS[name][0])]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        if name not in JOBS:
+        if name not in self.list_commands(ctx):
             return None
         module = importlib.import_module(JOBS[name][0])
         return module.command
