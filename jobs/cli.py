@@ -26,6 +26,10 @@ JOBS = {
         "kerasjobs.jobs.tune",
         "Search hyperparameters with Keras Tuner, alone or as chief and workers.",
     ),
+    "fetch": (
+        "kerasjobs.jobs.fetch",
+        "Download a dataset into the shared root's cache (data staging).",
+    ),
     "tensorboard": (
         "kerasjobs.jobs.tensorboard",
         "Serve TensorBoard for the shared root on this machine.",
