@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import Iterator
 
 import click
+
 from kerasjobs.errors import KerasJobsError
 
 

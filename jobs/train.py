@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+
 from kerasjobs.config import SCHEDULES, ScheduleConfig, TrainConfig
 from kerasjobs.jobs.errors import translated_errors
 from kerasjobs.jobs.options import data_options, model_option, root_option

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import keras
+
+from kerasjobs.errors import PreemptedError
 from kerasjobs.layout import RunPaths
 from kerasjobs.records import read_json, write_csv_atomic, write_json_atomic
 
@@ -34,6 +38,11 @@ def _plain(value: Any) -> Any:
     return number if math.isfinite(number) else None
 
 
+def monitor_mode(monitor: str) -> str:
+    """Whether the monitored metric is better high ("max") or low ("min")."""
+    return "max" if "acc" in monitor else "min"
+
+
 class BestCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint (best only) that survives restarts and kills.
 
@@ -52,6 +61,7 @@ class BestCheckpoint(keras.callbacks.ModelCheckpoint):
         super().__init__(
             filepath=str(paths.best_model_partial),
             monitor=monitor,
+            mode=monitor_mode(monitor),
             save_best_only=True,
             initial_value_threshold=recorded,
         )
@@ -162,3 +172,44 @@ class OpGraphWriter(keras.callbacks.Callback):
         with writer.as_default():
             tf.summary.trace_export(name="op_graph", step=0)
         writer.close()
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """Turns SIGTERM into a clean stop at the next batch boundary.
+
+    Kubernetes sends SIGTERM before it preempts or evicts a pod, then SIGKILL
+    after the grace period. Raising from a batch callback stops fit() between
+    steps, never in the middle of writing a checkpoint or a backup, so the
+    last finished epoch's backup stays intact for the rerun.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requested = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._request)
+
+    def uninstall(self) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    def _request(self, signum: int, frame: Any) -> None:
+        logger.warning("SIGTERM received: stopping at the next batch boundary")
+        self.requested = True
+
+    def check(self) -> None:
+        if self.requested:
+            raise PreemptedError(
+                "stopped by SIGTERM; progress up to the last finished epoch is "
+                "saved: rerun the same command to resume"
+            )
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.check()
+
+    def on_test_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.check()

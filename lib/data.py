@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from kerasjobs import sources
 from kerasjobs.config import BUILTIN_DATASETS
 from kerasjobs.errors import InputError

@@ -20,3 +20,10 @@ class RunError(KerasJobsError):
     """The job could not run although its input was valid."""
 
     exit_code = 1
+
+
+class PreemptedError(RunError):
+    """SIGTERM arrived (Kubernetes preemption or eviction); progress is saved."""
+
+    # 128 + SIGTERM, the code a process killed by SIGTERM reports.
+    exit_code = 143

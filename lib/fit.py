@@ -8,7 +8,14 @@ from typing import Any
 
 import keras
 import tensorflow as tf
-from kerasjobs.callbacks import BestCheckpoint, OpGraphWriter, RunRecorder
+
+from kerasjobs.callbacks import (
+    BestCheckpoint,
+    GracefulStop,
+    OpGraphWriter,
+    RunRecorder,
+    monitor_mode,
+)
 from kerasjobs.config import TrainConfig
 from kerasjobs.data import Dataset, make_tf_dataset
 from kerasjobs.errors import RunError
@@ -47,7 +54,10 @@ def make_callbacks(
 ) -> tuple[list[keras.callbacks.Callback], RunRecorder, keras.callbacks.EarlyStopping]:
     """The callback list, in the order resuming needs."""
     early_stopping = keras.callbacks.EarlyStopping(
-        monitor=config.monitor, patience=config.patience, restore_best_weights=True
+        monitor=config.monitor,
+        mode=monitor_mode(config.monitor),
+        patience=config.patience,
+        restore_best_weights=True,
     )
     recorder = RunRecorder(paths, early_stopping)
     callbacks = [
@@ -81,14 +91,21 @@ def fit_and_evaluate(
         )
         validation = make_tf_dataset(dataset.x_val, dataset.y_val, config.batch_size)
         callbacks, recorder, early_stopping = make_callbacks(config, paths)
+        stopper = GracefulStop()
+        stopper.install()
         started = time.perf_counter()
-        model.fit(
-            train,
-            validation_data=validation,
-            epochs=config.epochs,
-            callbacks=callbacks,
-            verbose=progress_verbosity(config.verbose),
-        )
+        try:
+            model.fit(
+                train,
+                validation_data=validation,
+                epochs=config.epochs,
+                callbacks=[*callbacks, stopper],
+                shuffle=False,  # the tf.data pipeline shuffles
+                verbose=progress_verbosity(config.verbose),
+            )
+        finally:
+            stopper.uninstall()
+        stopper.check()
         fit_seconds = time.perf_counter() - started
         recorder.mark_fit_complete(stopped_early=early_stopping.stopped_epoch > 0)
         state = recorder.state

@@ -11,6 +11,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+
 from kerasjobs.errors import InputError, RunError
 
 logger = logging.getLogger(__name__)

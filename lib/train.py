@@ -16,7 +16,7 @@ from typing import Any
 
 from kerasjobs.config import TrainConfig
 from kerasjobs.data import Dataset, load_dataset
-from kerasjobs.errors import InputError, RunError
+from kerasjobs.errors import InputError, PreemptedError, RunError
 from kerasjobs.layout import Layout, RunPaths
 from kerasjobs.records import (
     git_commit,
@@ -153,8 +153,12 @@ def run_training(config: TrainConfig) -> TrainResult:
             summary = fit.fit_and_evaluate(config, dataset, model, paths)
         except BaseException as error:
             # A kill (SIGKILL) never gets here and leaves "running"; any other
-            # end but success is recorded as failed, never as finished.
-            status.update(status="failed", error=f"{type(error).__name__}: {error}")
+            # end but success is recorded as failed or preempted, never finished.
+            preempted = isinstance(error, PreemptedError)
+            status.update(
+                status="preempted" if preempted else "failed",
+                error=f"{type(error).__name__}: {error}",
+            )
             write_json_atomic(paths.metrics, status)
             raise
         metrics = {

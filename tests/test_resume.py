@@ -1,0 +1,129 @@
+"""Killed runs resume: SIGKILL mid-training, SIGTERM from Kubernetes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import read_json
+
+# Small batches and one step per call make epochs slow enough to kill mid-run.
+SLOW_EPOCHS = ["--epochs", "12", "--patience", "12", "--batch-size", "8",
+               "--steps-per-execution", "1", "--histogram-freq", "0"]  # fmt: skip
+
+
+def start_training(root: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "kerasjobs", "train", "--root", str(root),
+         "--run-name", "killed", *SLOW_EPOCHS, *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    )  # fmt: skip
+
+
+def wait_for_epochs(run: Path, count: int, process: subprocess.Popen) -> dict:
+    """Poll state.json until `count` epochs are recorded; return the state."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        try:
+            state = json.loads((run / "state.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            state = {"history": []}
+        if len(state["history"]) >= count:
+            return state
+        time.sleep(0.02)
+    raise TimeoutError(f"training never reached {count} epochs")
+
+
+def history_epochs(run: Path) -> list[int]:
+    with (run / "history.csv").open() as stream:
+        return [int(row["epoch"]) for row in csv.DictReader(stream)]
+
+
+def rerun(root: Path) -> subprocess.CompletedProcess:
+    process = start_training(root)
+    stdout, stderr = process.communicate(timeout=300)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def test_sigkill_then_rerun_resumes_and_never_loses_the_best(tmp_path):
+    run = tmp_path / "killed"
+    process = start_training(tmp_path)
+    wait_for_epochs(run, 3, process)
+    process.kill()
+    process.wait(timeout=30)
+    best_before = read_json(run / "checkpoints" / "best.json")["value"]
+    assert read_json(run / "metrics.json")["status"] == "running"
+
+    finished = rerun(tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    assert "resuming after epoch" in finished.stderr
+
+    metrics = read_json(run / "metrics.json")
+    assert metrics["status"] == "finished"
+    assert metrics["resumed_from_epoch"] >= 3
+    # Every epoch exactly once, in order, although the first attempt was killed.
+    assert history_epochs(run) == list(range(1, 13))
+    assert metrics["best_value"] >= best_before
+    # The backup folder is private to the run and removed once it finished.
+    assert not (run / "backup").exists()
+
+
+def test_sigterm_saves_and_exits_promptly_then_resumes(tmp_path):
+    run = tmp_path / "killed"
+    process = start_training(tmp_path)
+    wait_for_epochs(run, 2, process)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert time.monotonic() - sent < 10
+    assert process.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert "rerun the same command to resume" in stderr.splitlines()[-1]
+
+    assert read_json(run / "metrics.json")["status"] == "preempted"
+    assert (run / "backup" / "training_metadata.json").exists()
+
+    finished = rerun(tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    assert read_json(run / "metrics.json")["resumed_from_epoch"] >= 2
+    assert history_epochs(run) == list(range(1, 13))
+
+
+def test_best_checkpoint_keeps_a_recorded_best_across_restarts(tmp_path):
+    """A restarted ModelCheckpoint must not replace a better file."""
+    import keras
+    import numpy as np
+
+    from kerasjobs.callbacks import BestCheckpoint
+    from kerasjobs.layout import RunPaths
+    from kerasjobs.records import write_json_atomic
+
+    paths = RunPaths(tmp_path / "run")
+    paths.checkpoints.mkdir(parents=True)
+    paths.best_model.write_bytes(b"the better model")
+    write_json_atomic(
+        paths.best_record, {"monitor": "val_accuracy", "value": 0.99, "epoch": 4}
+    )
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(loss="mse")
+    checkpoint = BestCheckpoint(paths, "val_accuracy")
+    checkpoint.set_model(model)
+
+    checkpoint.on_epoch_end(4, {"val_accuracy": 0.90})
+    assert paths.best_model.read_bytes() == b"the better model"
+
+    checkpoint.on_epoch_end(5, {"val_accuracy": np.float32(0.995)})
+    assert read_json(paths.best_record) == {
+        "monitor": "val_accuracy", "value": pytest.approx(0.995), "epoch": 6
+    }  # fmt: skip
+    assert keras.models.load_model(paths.best_model).count_params() == 6
