@@ -18,6 +18,7 @@ from kerasjobs.config import TrainConfig
 from kerasjobs.data import Dataset, load_dataset
 from kerasjobs.errors import InputError, PreemptedError, RunError
 from kerasjobs.layout import Layout, RunPaths
+from kerasjobs.models import resolve_builder
 from kerasjobs.records import (
     git_commit,
     library_versions,
@@ -129,6 +130,7 @@ def run_training(config: TrainConfig) -> TrainResult:
     """
     # Check everything the user gave before anything is written.
     check_config(config)
+    resolve_builder(config.model)
     layout = Layout(config.root)
     layout.ensure_writable()
     dataset = load_dataset(
