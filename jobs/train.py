@@ -6,11 +6,14 @@ from pathlib import Path
 
 import click
 
-from kerasjobs.config import SCHEDULES, ScheduleConfig, TrainConfig
+from kerasjobs.config import SCHEDULES, STRATEGIES, ScheduleConfig, TrainConfig
 from kerasjobs.jobs.errors import translated_errors
 from kerasjobs.jobs.options import data_options, model_option, root_option
 
 positive = click.IntRange(min=1)
+# The library's defaults are the CLI's defaults.
+DEFAULTS = TrainConfig()
+SCHEDULE = DEFAULTS.schedule
 
 
 @click.command(name="train")
@@ -22,18 +25,25 @@ positive = click.IntRange(min=1)
     help="Folder name under the root "
     "[default: <dataset>-<model>-<hash of the options>].",
 )
-@click.option("--epochs", type=positive, default=20, help="Most epochs to train.")
-@click.option("--batch-size", type=positive, default=64, help="Samples per step.")
+@click.option(
+    "--epochs", type=positive, default=DEFAULTS.epochs, help="Most epochs to train."
+)
+@click.option(
+    "--batch-size",
+    type=positive,
+    default=DEFAULTS.batch_size,
+    help="Samples per step on each replica (global batch: this times replicas).",
+)
 @click.option(
     "--learning-rate",
     type=click.FloatRange(min=0, min_open=True),
-    default=1e-3,
+    default=SCHEDULE.learning_rate,
     help="Base learning rate (Adam).",
 )
 @click.option(
     "--lr-schedule",
     type=click.Choice(SCHEDULES),
-    default="constant",
+    default=SCHEDULE.name,
     help="How the learning rate changes per epoch.",
 )
 @click.option(
@@ -51,7 +61,7 @@ positive = click.IntRange(min=1)
 @click.option(
     "--lr-step-epochs",
     type=positive,
-    default=10,
+    default=SCHEDULE.step_epochs,
     help="Epochs between decays of the step schedule.",
 )
 @click.option(
@@ -63,13 +73,13 @@ positive = click.IntRange(min=1)
 @click.option(
     "--patience",
     type=click.IntRange(min=0),
-    default=5,
+    default=DEFAULTS.patience,
     help="Epochs without improvement before early stopping.",
 )
 @click.option(
     "--steps-per-execution",
     type=positive,
-    default=16,
+    default=DEFAULTS.steps_per_execution,
     help="Training steps run per call into TensorFlow.",
 )
 @click.option(
@@ -77,6 +87,26 @@ positive = click.IntRange(min=1)
     type=click.Choice(["auto", "on", "off"]),
     default="auto",
     help="XLA compilation of the train step.",
+)
+@click.option(
+    "--mixed-precision",
+    type=click.Choice(["auto", "on", "off"]),
+    default="auto",
+    help="16-bit compute with float32 weights; auto: on for GPUs of compute "
+    "capability 7.0 or more.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(STRATEGIES),
+    default="auto",
+    help="Distribution: auto picks mirrored when more than one GPU is visible.",
+)
+@click.option(
+    "--cpu-replicas",
+    type=positive,
+    default=1,
+    help="Split the CPU into this many logical devices (try mirrored training "
+    "on a laptop).",
 )
 @click.option(
     "--histogram-freq",
@@ -113,6 +143,9 @@ def command(
     patience: int,
     steps_per_execution: int,
     jit_compile: str,
+    mixed_precision: str,
+    strategy: str,
+    cpu_replicas: int,
     histogram_freq: int,
     progress: str,
     overwrite: bool,
@@ -138,6 +171,9 @@ def command(
         ),
         steps_per_execution=steps_per_execution,
         jit_compile=jit_compile,
+        mixed_precision=mixed_precision,
+        strategy=strategy,
+        cpu_replicas=cpu_replicas,
         histogram_freq=histogram_freq,
         overwrite=overwrite,
         verbose=progress,

@@ -30,7 +30,9 @@ HISTORY_COLUMNS = [
 
 
 def _plain(value: Any) -> Any:
-    """A JSON-friendly Python number for a metric value."""
+    """A JSON-friendly Python number for a metric value, tensor or variable."""
+    if hasattr(value, "numpy"):
+        value = value.numpy()
     try:
         number = float(value)
     except (TypeError, ValueError):

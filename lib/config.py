@@ -11,6 +11,7 @@ from typing import Any
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist")
 BUILTIN_MODELS = ("mlp", "cnn")
+STRATEGIES = ("auto", "default", "mirrored", "multi-worker")
 
 # Per-schedule default decay rates, used when --lr-decay-rate is not given.
 DEFAULT_DECAY_RATES = {"step": 0.5, "exponential": 0.9}
@@ -24,7 +25,7 @@ class ScheduleConfig:
     """How the learning rate moves from epoch to epoch."""
 
     name: str = "constant"
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     warmup_epochs: int = 0
     decay_rate: float | None = None
     step_epochs: int = 10
@@ -45,14 +46,17 @@ class TrainConfig:
     model: str = "mlp"
     run_name: str | None = None
     epochs: int = 20
-    batch_size: int = 64
+    batch_size: int = 256
     validation_split: float = 0.1
     seed: int = 0
     monitor: str = "val_accuracy"
     patience: int = 5
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
-    steps_per_execution: int = 16
+    steps_per_execution: int = 64
     jit_compile: str = "auto"
+    mixed_precision: str = "auto"
+    strategy: str = "auto"
+    cpu_replicas: int = 1
     histogram_freq: int = 1
     overwrite: bool = False
     verbose: str = "auto"

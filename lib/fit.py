@@ -8,6 +8,7 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+from tensorflow.python.framework import config as tf_config
 
 from kerasjobs.callbacks import (
     BestCheckpoint,
@@ -18,6 +19,7 @@ from kerasjobs.callbacks import (
 )
 from kerasjobs.config import TrainConfig
 from kerasjobs.data import Dataset, make_tf_dataset
+from kerasjobs.devices import Placement, place, split_cpu
 from kerasjobs.errors import RunError
 from kerasjobs.layout import RunPaths
 from kerasjobs.models import build_model
@@ -30,23 +32,46 @@ logger = logging.getLogger(__name__)
 JIT_SETTINGS = {"auto": "auto", "on": True, "off": False}
 
 
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and TensorFlow, and ask TF for deterministic ops."""
+def seed_everything(seed: int, jit_compile: str) -> None:
+    """Seed Python, NumPy and TensorFlow; on CPUs, make ops deterministic.
+
+    Deterministic ops make a CPU run reproducible bit for bit, but Keras then
+    refuses XLA (not every XLA op is deterministic), so determinism is on only
+    on CPUs and when XLA was not asked for explicitly. On GPUs speed wins.
+    """
     keras.utils.set_random_seed(seed)
-    tf.config.experimental.enable_op_determinism()
+    deterministic = not tf.config.list_physical_devices("GPU") and jit_compile != "on"
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        # TensorFlow has no public switch back; a later run in the same
+        # process must not inherit an earlier run's setting.
+        tf_config.disable_op_determinism()
 
 
-def build_compiled_model(config: TrainConfig, dataset: Dataset) -> keras.Model:
-    """Build the model for this data and compile it for training."""
-    model = build_model(config.model, dataset.input_shape, dataset.num_classes)
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.schedule.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        steps_per_execution=config.steps_per_execution,
-        jit_compile=JIT_SETTINGS[config.jit_compile],
-    )
-    return model
+def build_compiled_model(
+    config: TrainConfig, dataset: Dataset
+) -> tuple[keras.Model, Placement]:
+    """Seed, then build the model for this data, placed and compiled."""
+    split_cpu(config.cpu_replicas)
+    seed_everything(config.seed, config.jit_compile)
+    placement = place(config.strategy, config.mixed_precision)
+    keras.mixed_precision.set_global_policy(placement.precision_policy)
+    try:
+        with placement.strategy.scope():
+            model = build_model(config.model, dataset.input_shape, dataset.num_classes)
+            model.compile(
+                optimizer=keras.optimizers.Adam(config.schedule.learning_rate),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+                steps_per_execution=config.steps_per_execution,
+                jit_compile=JIT_SETTINGS[config.jit_compile],
+            )
+    finally:
+        # The layers keep their policy; later models in this process start
+        # from float32 again.
+        keras.mixed_precision.set_global_policy("float32")
+    return model, placement
 
 
 def make_callbacks(
@@ -80,16 +105,29 @@ def make_callbacks(
 
 
 def fit_and_evaluate(
-    config: TrainConfig, dataset: Dataset, model: keras.Model, paths: RunPaths
+    config: TrainConfig,
+    dataset: Dataset,
+    model: keras.Model,
+    placement: Placement,
+    paths: RunPaths,
 ) -> dict[str, Any]:
     """Fit (or resume) the model, then evaluate the best checkpoint on test."""
     state = read_json(paths.state) or {}
     fit_seconds = 0.0
+    # Each replica gets --batch-size samples a step.
+    global_batch = config.batch_size * placement.replicas
+    if placement.replicas > 1:
+        logger.info(
+            "global batch %d = %d per replica x %d replicas",
+            global_batch,
+            config.batch_size,
+            placement.replicas,
+        )
     if not state.get("fit_complete"):
         train = make_tf_dataset(
-            dataset.x_train, dataset.y_train, config.batch_size, config.seed
+            dataset.x_train, dataset.y_train, global_batch, config.seed
         )
-        validation = make_tf_dataset(dataset.x_val, dataset.y_val, config.batch_size)
+        validation = make_tf_dataset(dataset.x_val, dataset.y_val, global_batch)
         callbacks, recorder, early_stopping = make_callbacks(config, paths)
         stopper = GracefulStop()
         stopper.install()
@@ -116,11 +154,14 @@ def fit_and_evaluate(
             f"{config.monitor} was never reported; check --monitor"
         )
     best = keras.models.load_model(paths.best_model)
-    test = make_tf_dataset(dataset.x_test, dataset.y_test, config.batch_size)
+    test = make_tf_dataset(dataset.x_test, dataset.y_test, global_batch)
     scores = best.evaluate(test, verbose=0, return_dict=True)
     record = read_json(paths.best_record) or {}
     history = state.get("history", [])
     return {
+        **placement.describe(),
+        "global_batch_size": global_batch,
+        "jit_compile": bool(model.jit_compile),
         "monitor": config.monitor,
         "best_value": record.get("value"),
         "best_epoch": record.get("epoch"),

@@ -29,6 +29,11 @@ from kerasjobs.schedules import check_schedule
 
 logger = logging.getLogger(__name__)
 
+# Keras 3's model.fit under MultiWorkerMirroredStrategy fails on the
+# TensorFlow backend with "Attempt to convert a value (PerReplica ...) with an
+# unsupported type".
+MULTI_WORKER_ISSUE = "https://github.com/keras-team/keras/issues/20585"
+
 
 @dataclass(frozen=True)
 class TrainResult:
@@ -53,6 +58,12 @@ def check_config(config: TrainConfig) -> None:
     if config.patience < 0:
         raise InputError(f"--patience must be 0 or more, got {config.patience}")
     check_schedule(config.schedule, config.epochs)
+    if config.strategy == "multi-worker":
+        raise InputError(
+            "--strategy multi-worker is not supported: Keras 3's model.fit "
+            "fails under MultiWorkerMirroredStrategy on TensorFlow "
+            f"({MULTI_WORKER_ISSUE}); use mirrored on one node with several GPUs"
+        )
 
 
 def prepare_run(config: TrainConfig, layout: Layout) -> tuple[RunPaths, bool]:
@@ -143,8 +154,7 @@ def run_training(config: TrainConfig) -> TrainResult:
 
     from kerasjobs import fit
 
-    fit.seed_everything(config.seed)
-    model = fit.build_compiled_model(config, dataset)
+    model, placement = fit.build_compiled_model(config, dataset)
 
     with locked(paths):
         write_config(config, paths, dataset)
@@ -152,7 +162,7 @@ def run_training(config: TrainConfig) -> TrainResult:
         status = {"status": "running", "started_at": now()}
         write_json_atomic(paths.metrics, status)
         try:
-            summary = fit.fit_and_evaluate(config, dataset, model, paths)
+            summary = fit.fit_and_evaluate(config, dataset, model, placement, paths)
         except BaseException as error:
             # A kill (SIGKILL) never gets here and leaves "running"; any other
             # end but success is recorded as failed or preempted, never finished.

@@ -2,57 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import read_json
-
-# Small batches and one step per call make epochs slow enough to kill mid-run.
-SLOW_EPOCHS = ["--epochs", "12", "--patience", "12", "--batch-size", "8",
-               "--steps-per-execution", "1", "--histogram-freq", "0"]  # fmt: skip
-
-
-def start_training(root: Path, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "kerasjobs", "train", "--root", str(root),
-         "--run-name", "killed", *SLOW_EPOCHS, *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-    )  # fmt: skip
-
-
-def wait_for_epochs(run: Path, count: int, process: subprocess.Popen) -> dict:
-    """Poll state.json until `count` epochs are recorded; return the state."""
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        try:
-            state = json.loads((run / "state.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            state = {"history": []}
-        if len(state["history"]) >= count:
-            return state
-        time.sleep(0.02)
-    raise TimeoutError(f"training never reached {count} epochs")
-
-
-def history_epochs(run: Path) -> list[int]:
-    with (run / "history.csv").open() as stream:
-        return [int(row["epoch"]) for row in csv.DictReader(stream)]
-
-
-def rerun(root: Path) -> subprocess.CompletedProcess:
-    process = start_training(root)
-    stdout, stderr = process.communicate(timeout=300)
-    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+from tests.conftest import (
+    history_epochs,
+    read_json,
+    rerun,
+    start_training,
+    wait_for_epochs,
+)
 
 
 def test_sigkill_then_rerun_resumes_and_never_loses_the_best(tmp_path):
