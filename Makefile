@@ -35,7 +35,7 @@ train: $(STAMP) ## Train the default model on the bundled digits dataset.
 
 .PHONY: tensorboard
 tensorboard: $(STAMP) ## Serve TensorBoard for ROOT on 127.0.0.1:6006.
-	$(BIN)/tensorboard --logdir $(ROOT) --host 127.0.0.1 --port 6006
+	$(BIN)/kerasjobs tensorboard --root $(ROOT) --host 127.0.0.1 --port 6006
 
 # Each job's own targets live in mk/<job>.mk.
 include $(sort $(wildcard mk/*.mk))
@@ -47,7 +47,7 @@ test: $(STAMP) ## Run the test suite.
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## Check style and formatting with ruff.
+lint: $(STAMP) lint-docker ## Check style and formatting (ruff, hadolint).
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 

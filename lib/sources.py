@@ -13,11 +13,14 @@ from pathlib import Path
 import numpy as np
 
 from kerasjobs.errors import InputError, RunError
+from kerasjobs.layout import Layout
 
 logger = logging.getLogger(__name__)
 
 Arrays = dict[str, np.ndarray]
 SPLIT_KEYS = ("x_train", "y_train", "x_test", "y_test")
+# The datasets that load_keras_dataset downloads (and fetch_dataset stages).
+DOWNLOADABLE_DATASETS = ("mnist", "fashion_mnist")
 
 # The same files, addresses and hash that keras.datasets use.
 KERAS_DATASETS_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -175,3 +178,30 @@ def load_keras_dataset(name: str, cache: Path) -> Arrays:
     for stem in IDX_FILES.values():
         _download(folder, f"{stem}.gz", None)
     return load_idx_directory(folder)
+
+
+def fetch_dataset(name: str, layout: Layout) -> dict[str, int]:
+    """Fill the shared root's dataset cache with `name`, once, for the cluster.
+
+    Files already in the cache are kept (no network is needed then); the
+    arrays are read back so that a truncated or foreign file fails here, in
+    the staging job, rather than in every training pod.
+
+    Returns:
+        The number of training and test rows, keyed "train" and "test".
+
+    Raises:
+        InputError: `name` is not a dataset that Keras downloads, or the root
+            is not writable.
+        RunError: the download failed.
+    """
+    if name not in DOWNLOADABLE_DATASETS:
+        raise InputError(
+            f"cannot fetch dataset {name!r}: expected one of "
+            f"{', '.join(DOWNLOADABLE_DATASETS)} (digits ships with scikit-learn "
+            "and files are read where they are)"
+        )
+
+    layout.ensure_writable()
+    arrays = load_keras_dataset(name, layout.datasets)
+    return {"train": len(arrays["y_train"]), "test": len(arrays["y_test"])}
