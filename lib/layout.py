@@ -94,6 +94,48 @@ class RunPaths:
     def lock(self) -> Path:
         return self.directory / ".lock"
 
+    @property
+    def projector(self) -> Path:
+        # The Projector export has a folder of its own under logs/ with a small
+        # event file, so TensorBoard lists it as a run and the Projector finds it.
+        return self.logs / "projector"
+
+    @property
+    def projector_config(self) -> Path:
+        return self.projector / "projector_config.pbtxt"
+
+    @property
+    def embedding_vectors(self) -> Path:
+        return self.projector / "vectors.bin"
+
+    @property
+    def embedding_vectors_text(self) -> Path:
+        return self.projector / "vectors.tsv"
+
+    @property
+    def embedding_metadata(self) -> Path:
+        return self.projector / "metadata.tsv"
+
+    @property
+    def embedding_sprite(self) -> Path:
+        return self.projector / "sprite.png"
+
+    @property
+    def embedding_record(self) -> Path:
+        return self.projector / "embeddings.json"
+
+    @property
+    def embed_lock(self) -> Path:
+        return self.directory / ".embed.lock"
+
+    def projector_scratch(self, purpose: str, token: str) -> Path:
+        # Hidden siblings of `projector`: a new export is staged in one and the
+        # old export is moved to one, so a swap is two renames in one folder.
+        return self.logs / f".projector-{purpose}-{token}"
+
+    def projector_scratch_folders(self) -> list[Path]:
+        return sorted(self.logs.glob(".projector-*-*"))
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -114,6 +156,9 @@ class Layout:
 
     def tuning_project(self, name: str) -> Path:
         return self.tuning / check_name(name, "tuning project")
+
+    def tuning_paths(self, name: str) -> TuningPaths:
+        return TuningPaths(self.tuning_project(name))
 
     def find_run(self, name_or_path: str) -> RunPaths:
         """Resolve a run given by name (below the root) or by path."""
@@ -136,3 +181,54 @@ class Layout:
                 f"the root {str(self.root)!r} is not writable ({error.strerror}): "
                 "pass --root (or KERASJOBS_ROOT) with a folder you can write to"
             ) from None
+
+
+@dataclass(frozen=True)
+class TuningPaths:
+    """Where one Keras Tuner project keeps its state and its results.
+
+    Keras Tuner itself writes oracle.json, <tuner id>.json and trial_<id>/
+    (trial.json and the trial's weights) straight into `directory`.
+    """
+
+    directory: Path
+
+    @property
+    def name(self) -> str:
+        return self.directory.name
+
+    @property
+    def tuner_directory(self) -> Path:
+        # Keras Tuner's `directory` argument; its `project_name` is `name`.
+        return self.directory.parent
+
+    @property
+    def logs(self) -> Path:
+        return self.directory / "logs"
+
+    @property
+    def search_record(self) -> Path:
+        return self.directory / "search.json"
+
+    @property
+    def best_hyperparameters(self) -> Path:
+        return self.directory / "best_hyperparameters.json"
+
+    @property
+    def trials_table(self) -> Path:
+        return self.directory / "trials.csv"
+
+    @property
+    def best_model(self) -> Path:
+        return self.directory / "best_model.keras"
+
+    @property
+    def best_model_partial(self) -> Path:
+        # Saved here first and renamed, so a kill never leaves half a model.
+        return self.directory / "partial-best_model.keras"
+
+    def trial_directory(self, trial_id: str) -> Path:
+        return self.directory / f"trial_{trial_id}"
+
+    def trial_logs(self, trial_id: str) -> Path:
+        return self.logs / trial_id

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import shutil
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,8 +13,9 @@ from typing import Any
 
 from kerasjobs.config import TrainConfig
 from kerasjobs.data import Dataset, load_dataset
-from kerasjobs.errors import InputError, PreemptedError, RunError
+from kerasjobs.errors import InputError, PreemptedError
 from kerasjobs.layout import Layout, RunPaths
+from kerasjobs.locking import exclusive
 from kerasjobs.models import resolve_builder
 from kerasjobs.records import (
     git_commit,
@@ -85,21 +83,6 @@ def prepare_run(config: TrainConfig, layout: Layout) -> tuple[RunPaths, bool]:
     return paths, metrics.get("status") == "finished"
 
 
-@contextlib.contextmanager
-def locked(paths: RunPaths) -> Iterator[None]:
-    """Hold an exclusive lock on the run so two processes never share it."""
-    paths.directory.mkdir(parents=True, exist_ok=True)
-    with open(paths.lock, "w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunError(
-                f"run {paths.name!r} is being trained by another process: wait "
-                "for it, or pass another --run-name"
-            ) from None
-        yield
-
-
 def write_config(config: TrainConfig, paths: RunPaths, dataset: Dataset) -> None:
     """Save the resolved options and everything needed to reproduce the run."""
     if paths.config.exists():
@@ -156,7 +139,11 @@ def run_training(config: TrainConfig) -> TrainResult:
 
     model, placement = fit.build_compiled_model(config, dataset)
 
-    with locked(paths):
+    busy = (
+        f"run {paths.name!r} is being trained by another process: wait for it, "
+        "or pass another --run-name"
+    )
+    with exclusive(paths.lock, busy):
         write_config(config, paths, dataset)
         started = time.perf_counter()
         status = {"status": "running", "started_at": now()}
