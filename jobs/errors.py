@@ -24,4 +24,5 @@ def translated_errors() -> Iterator[None]:
     try:
         yield
     except KerasJobsError as error:
-        raise JobError(str(error), error.exit_code) from None
+        message = str(error) or f"{type(error).__name__} (no detail given)"
+        raise JobError(message, error.exit_code) from None
