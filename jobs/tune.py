@@ -117,6 +117,20 @@ seconds = click.FloatRange(min=0, min_open=True)
     "when several are visible; all: every visible GPU; none: CPU only.",
 )
 @click.option(
+    "--strategy",
+    type=click.Choice(["auto", "default", "mirrored"]),
+    default="default",
+    help="How each trial trains on a worker holding several GPUs (--gpu all): "
+    "mirrored over them; auto: mirrored when more than one GPU is visible.",
+)
+@click.option(
+    "--cpu-replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Split the CPU into this many logical devices (try --strategy "
+    "mirrored on a laptop).",
+)
+@click.option(
     "--progress",
     type=click.Choice(["auto", "bar", "line"]),
     default="auto",
@@ -144,6 +158,8 @@ def command(
     trial_timeout: float,
     connect_timeout: float,
     gpu: str,
+    strategy: str,
+    cpu_replicas: int,
     progress: str,
 ) -> None:
     """Search hyperparameters; rerunning the same command resumes the search.
@@ -174,6 +190,8 @@ def command(
         trial_timeout=trial_timeout,
         connect_timeout=connect_timeout,
         gpu=gpu,
+        strategy=strategy,
+        cpu_replicas=cpu_replicas,
         verbose=progress,
     )
     with translated_errors():

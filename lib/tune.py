@@ -54,6 +54,8 @@ class Search:
     dataset: Dataset
     oracle: Any = None
     hypermodel: Any = None
+    # The tf.distribute strategy each trial trains under (None: the default).
+    strategy: Any = None
 
     @property
     def settings(self) -> dict[str, Any]:
@@ -112,11 +114,14 @@ def run_tuning(config: TuneConfig) -> TuneResult:
 
 def prepare(search: Search, specs: list[HyperParameterSpec] | None) -> None:
     """Build the oracle and the hypermodel (this imports TensorFlow)."""
+    from kerasjobs.devices import split_cpu
     from kerasjobs.oracle_factory import make_oracle
     from kerasjobs.space import to_hyperparameters
     from kerasjobs.tune_models import make_hypermodel
 
     config = search.config
+    # Before anything starts TensorFlow's runtime.
+    split_cpu(config.cpu_replicas)
     search.oracle = make_oracle(
         config.tuner,
         objective=config.objective,
@@ -131,6 +136,27 @@ def prepare(search: Search, specs: list[HyperParameterSpec] | None) -> None:
     search.hypermodel = make_hypermodel(
         config.hypermodel, search.dataset.input_shape, search.dataset.num_classes
     )
+    if search.role.kind != "chief":
+        search.strategy = trial_strategy(config)
+
+
+def trial_strategy(config: TuneConfig) -> Any:
+    """The strategy every trial of this process trains under, or None.
+
+    A worker holding several GPUs (--gpu all) can train each trial with
+    MirroredStrategy over them; --cpu-replicas tries that on a CPU.
+    """
+    from kerasjobs.devices import choose_strategy
+
+    strategy, name = choose_strategy(config.strategy)
+    if name == "default":
+        return None
+    logger.info(
+        "each trial trains with strategy %s over %d replicas",
+        name,
+        strategy.num_replicas_in_sync,
+    )
+    return strategy
 
 
 def fit_trials(tuner: Any, search: Search) -> None:
@@ -140,13 +166,12 @@ def fit_trials(tuner: Any, search: Search) -> None:
     from kerasjobs.tune_tuner import search_callbacks
 
     config, dataset = search.config, search.dataset
+    # Under a strategy, --batch-size is per replica.
+    replicas = search.strategy.num_replicas_in_sync if search.strategy else 1
+    batch_size = config.batch_size * replicas
     tuner.search(
-        make_tf_dataset(
-            dataset.x_train, dataset.y_train, config.batch_size, config.seed
-        ),
-        validation_data=make_tf_dataset(
-            dataset.x_val, dataset.y_val, config.batch_size
-        ),
+        make_tf_dataset(dataset.x_train, dataset.y_train, batch_size, config.seed),
+        validation_data=make_tf_dataset(dataset.x_val, dataset.y_val, batch_size),
         epochs=config.epochs,
         callbacks=search_callbacks(search.paths),
         # The tf.data pipeline shuffles already.
@@ -161,7 +186,12 @@ def run_standalone(search: Search) -> TuneResult:
 
     config, paths, oracle = search.config, search.paths, search.oracle
     tuner = build_tuner(
-        config.tuner, oracle, search.hypermodel, paths, config.executions_per_trial
+        config.tuner,
+        oracle,
+        search.hypermodel,
+        paths,
+        config.executions_per_trial,
+        strategy=search.strategy,
     )
     tuner.save()
     record_search(paths, "running", search.settings)
@@ -240,6 +270,7 @@ def run_worker(search: Search) -> TuneResult:
         config.executions_per_trial,
         connect=connect,
         heartbeat_period=max(0.25, min(10.0, config.trial_timeout / 4)),
+        strategy=search.strategy,
     )
     try:
         check_same_search(tuner.oracle, search)

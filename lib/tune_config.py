@@ -60,6 +60,8 @@ class TuneConfig:
     trial_timeout: float = 120.0
     connect_timeout: float = 300.0
     gpu: str = "auto"
+    strategy: str = "default"
+    cpu_replicas: int = 1
     verbose: str = "auto"
 
     def search_settings(self) -> dict[str, Any]:

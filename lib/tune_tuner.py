@@ -83,6 +83,7 @@ class DependableTunerMixin:
         executions_per_trial: int,
         connect: Callable[[Any], RetryingOracleClient] | None = None,
         heartbeat_period: float = 10.0,
+        strategy: Any = None,
     ) -> None:
         self.paths = paths
         self.heartbeat: Heartbeat | None = None
@@ -97,6 +98,7 @@ class DependableTunerMixin:
             project_name=paths.name,
             overwrite=False,
             executions_per_trial=executions_per_trial,
+            distribution_strategy=strategy,
         )
         if connect is not None:
             self.oracle = connect(self.oracle._oracle)
@@ -168,6 +170,7 @@ def build_tuner(
     executions_per_trial: int,
     connect: Callable[[Any], RetryingOracleClient] | None = None,
     heartbeat_period: float = 10.0,
+    strategy: Any = None,
 ):
     """The tuner for --tuner, loading the project's state if it exists."""
     tuner_class = DependableHyperband if kind == "hyperband" else DependableTuner
@@ -178,6 +181,7 @@ def build_tuner(
         executions_per_trial=executions_per_trial,
         connect=connect,
         heartbeat_period=heartbeat_period,
+        strategy=strategy,
     )
 
 
