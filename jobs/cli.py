@@ -34,6 +34,10 @@ JOBS = {
         "kerasjobs.jobs.tensorboard",
         "Serve TensorBoard for the shared root on this machine.",
     ),
+    "report": (
+        "kerasjobs.jobs.report",
+        "Show the shared root's runs and tuning projects as a table.",
+    ),
 }
 
 

@@ -78,7 +78,7 @@ def test_history_and_tensorboard_record_every_epoch(trained_root):
         tag: accumulator.SummaryMetadata(tag).plugin_data.plugin_name
         for tag in accumulator.Tags()["tensors"]
     }
-    assert plugins["op_graph"] == "graph_run_metadata_graph"
+    assert plugins["graph"] == "graph_run_metadata_graph"
     assert plugins["keras"] == "graph_keras_model"
     assert plugins["embedding/kernel/histogram"] == "histograms"
 
