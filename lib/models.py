@@ -77,21 +77,35 @@ def resolve_builder(spec: str) -> Callable[..., Any]:
             f"unknown model {spec!r}: use {' or '.join(BUILTIN_MODELS)}, or "
             "package.module:function for your own builder"
         )
+    return load_function(spec, "--model", "(input_shape, num_classes)")
+
+
+def load_function(spec: str, flag: str, signature: str) -> Callable[..., Any]:
+    """The function named by `package.module:function`, for option `flag`.
+
+    Raises:
+        InputError: the module cannot be imported or has no such function.
+    """
     module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise InputError(
+            f"{flag} {spec!r} is not package.module:function: name a function "
+            f"taking {signature}"
+        )
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise InputError(
-            f"cannot import {module_name!r} for --model {spec} ({error}): "
+            f"cannot import {module_name!r} for {flag} {spec} ({error}): "
             "check the module is installed or on PYTHONPATH"
         ) from None
-    builder = getattr(module, function_name, None)
-    if not callable(builder):
+    function = getattr(module, function_name, None)
+    if not callable(function):
         raise InputError(
-            f"{module_name!r} has no function {function_name!r} for --model "
-            f"{spec}: define {function_name}(input_shape, num_classes)"
+            f"{module_name!r} has no function {function_name!r} for {flag} "
+            f"{spec}: define {function_name}{signature}"
         )
-    return builder
+    return function
 
 
 def build_model(spec: str, input_shape: tuple[int, ...], num_classes: int):

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 from kerasjobs.errors import InputError
+from kerasjobs.models import load_function
 
 LEARNING_RATES = [1e-2, 1e-3, 1e-4]
 
@@ -35,22 +35,7 @@ def load_hypermodel_function(spec: str) -> Callable[..., Any]:
     Raises:
         InputError: it cannot be imported or takes the wrong arguments.
     """
-    module_name, _, function_name = spec.partition(":")
-    if not module_name or not function_name:
-        raise InputError(
-            f"--hypermodel {spec!r} is not package.module:function: name a "
-            "function taking hp and returning a keras.Model"
-        )
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise InputError(
-            f"cannot import {module_name!r} for --hypermodel {spec} ({error}): "
-            "check the module is installed or on PYTHONPATH"
-        ) from None
-    function = getattr(module, function_name, None)
-    if not callable(function):
-        raise InputError(f"{module_name!r} has no function {function_name!r}")
+    function = load_function(spec, "--hypermodel", "(hp)")
     required = [
         parameter
         for parameter in inspect.signature(function).parameters.values()
@@ -60,8 +45,8 @@ def load_hypermodel_function(spec: str) -> Callable[..., Any]:
     ]
     if len(required) not in (1, 3):
         raise InputError(
-            f"--hypermodel {spec} takes {len(required)} arguments: define "
-            f"{function_name}(hp) or {function_name}(hp, input_shape, num_classes)"
+            f"--hypermodel {spec} takes {len(required)} arguments: define it "
+            "as function(hp) or function(hp, input_shape, num_classes)"
         )
     if len(required) == 1:
         return lambda hp, input_shape, num_classes: function(hp)
