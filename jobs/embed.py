@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from kerasjobs.embed import SPLITS, EmbedConfig
+from kerasjobs.config import SPLITS, EmbedConfig
 from kerasjobs.jobs.errors import translated_errors
 from kerasjobs.jobs.options import root_option
 

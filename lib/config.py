@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kerasjobs.errors import InputError
+
 SCHEDULES = ("constant", "step", "exponential", "cosine")
 BUILTIN_DATASETS = ("digits", "mnist", "fashion_mnist")
 BUILTIN_MODELS = ("mlp", "cnn")
@@ -83,3 +85,30 @@ class TrainConfig:
     @property
     def resolved_run_name(self) -> str:
         return self.run_name or self.default_run_name()
+
+
+SPLITS = ("test", "train")
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """Everything `kerasjobs embed` needs; saved in the export's record."""
+
+    root: Path = Path("runs")
+    run: str = ""
+    layer: str | None = None
+    split: str = "test"
+    limit: int | None = None
+    batch_size: int = 256
+
+
+def check_embed_config(config: EmbedConfig) -> None:
+    """Raise InputError for options no export can use."""
+    if config.limit is not None and config.limit < 1:
+        raise InputError(f"--limit must be a positive integer, got {config.limit}")
+    if config.batch_size < 1:
+        raise InputError(
+            f"--batch-size must be a positive integer, got {config.batch_size}"
+        )
+    if config.split not in SPLITS:
+        raise InputError(f"--split must be test or train, got {config.split!r}")

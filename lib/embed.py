@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import shutil
@@ -17,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from kerasjobs import projector
+from kerasjobs.config import EmbedConfig, check_embed_config
 from kerasjobs.data import Dataset, load_dataset
 from kerasjobs.errors import InputError, RunError
 from kerasjobs.layout import Layout, RunPaths
@@ -25,20 +25,6 @@ from kerasjobs.models import EMBEDDING_LAYER, resolve_builder
 from kerasjobs.records import git_commit, library_versions, read_json, write_json_atomic
 
 logger = logging.getLogger(__name__)
-
-SPLITS = ("test", "train")
-
-
-@dataclass(frozen=True)
-class EmbedConfig:
-    """Everything `kerasjobs embed` needs; saved in the export's record."""
-
-    root: Path = Path("runs")
-    run: str = ""
-    layer: str | None = None
-    split: str = "test"
-    limit: int | None = None
-    batch_size: int = 256
 
 
 @dataclass(frozen=True)
@@ -58,18 +44,6 @@ class EmbedResult:
     record: dict[str, Any]
 
 
-def check_config(config: EmbedConfig) -> None:
-    """Raise InputError for options no export can use."""
-    if config.limit is not None and config.limit < 1:
-        raise InputError(f"--limit must be a positive integer, got {config.limit}")
-    if config.batch_size < 1:
-        raise InputError(
-            f"--batch-size must be a positive integer, got {config.batch_size}"
-        )
-    if config.split not in SPLITS:
-        raise InputError(f"--split must be test or train, got {config.split!r}")
-
-
 def find_trained_run(layout: Layout, name_or_path: str) -> tuple[RunPaths, dict]:
     """The run and its config.json, once it has a best checkpoint.
 
@@ -83,7 +57,7 @@ def find_trained_run(layout: Layout, name_or_path: str) -> tuple[RunPaths, dict]
     except (OSError, ValueError) as error:
         raise RunError(f"cannot read {paths.config}: {error}") from None
     if record is None:
-        runs = [run.name for run in list_runs(layout)][:10]
+        runs = [run.name for run in layout.runs()][:10]
         known = f"runs there: {', '.join(runs)}" if runs else "it holds no runs"
         raise InputError(
             f"no run {name_or_path!r} under the root {str(layout.root)!r} "
@@ -95,18 +69,6 @@ def find_trained_run(layout: Layout, name_or_path: str) -> tuple[RunPaths, dict]
             "train it (kerasjobs train) until it saves a best model"
         )
     return paths, record
-
-
-def list_runs(layout: Layout) -> list[RunPaths]:
-    """The runs under the root (folders that hold a config.json)."""
-    runs = []
-    if layout.root.is_dir():
-        for child in sorted(layout.root.iterdir()):
-            with contextlib.suppress(InputError):
-                run = layout.run(child.name)
-                if run.config.is_file():
-                    runs.append(run)
-    return runs
 
 
 def select_parts(
@@ -248,7 +210,7 @@ def run_embedding(config: EmbedConfig) -> EmbedResult:
         RunError: the run has no usable checkpoint or data for it.
     """
     # Check everything the user gave before anything is written.
-    check_config(config)
+    check_embed_config(config)
     layout = Layout(config.root)
     paths, run_config = find_trained_run(layout, config.run)
     dataset = load_dataset(

@@ -104,6 +104,41 @@ def make_callbacks(
     return callbacks, recorder, early_stopping
 
 
+def fit_model(
+    config: TrainConfig,
+    dataset: Dataset,
+    model: keras.Model,
+    global_batch: int,
+    paths: RunPaths,
+) -> tuple[dict[str, Any], float]:
+    """Fit the model, resuming a killed run; return its state and the seconds.
+
+    Raises:
+        PreemptedError: SIGTERM arrived; the last finished epoch is saved.
+    """
+    train = make_tf_dataset(dataset.x_train, dataset.y_train, global_batch, config.seed)
+    validation = make_tf_dataset(dataset.x_val, dataset.y_val, global_batch)
+    callbacks, recorder, early_stopping = make_callbacks(config, paths)
+    stopper = GracefulStop()
+    stopper.install()
+    started = time.perf_counter()
+    try:
+        model.fit(
+            train,
+            validation_data=validation,
+            epochs=config.epochs,
+            callbacks=[*callbacks, stopper],
+            shuffle=False,  # the tf.data pipeline shuffles
+            verbose=progress_verbosity(config.verbose),
+        )
+    finally:
+        stopper.uninstall()
+    stopper.check()
+
+    recorder.mark_fit_complete(stopped_early=early_stopping.stopped_epoch > 0)
+    return recorder.state, time.perf_counter() - started
+
+
 def fit_and_evaluate(
     config: TrainConfig,
     dataset: Dataset,
@@ -112,8 +147,6 @@ def fit_and_evaluate(
     paths: RunPaths,
 ) -> dict[str, Any]:
     """Fit (or resume) the model, then evaluate the best checkpoint on test."""
-    state = read_json(paths.state) or {}
-    fit_seconds = 0.0
     # Each replica gets --batch-size samples a step.
     global_batch = config.batch_size * placement.replicas
     if placement.replicas > 1:
@@ -123,30 +156,9 @@ def fit_and_evaluate(
             config.batch_size,
             placement.replicas,
         )
+    state, fit_seconds = read_json(paths.state) or {}, 0.0
     if not state.get("fit_complete"):
-        train = make_tf_dataset(
-            dataset.x_train, dataset.y_train, global_batch, config.seed
-        )
-        validation = make_tf_dataset(dataset.x_val, dataset.y_val, global_batch)
-        callbacks, recorder, early_stopping = make_callbacks(config, paths)
-        stopper = GracefulStop()
-        stopper.install()
-        started = time.perf_counter()
-        try:
-            model.fit(
-                train,
-                validation_data=validation,
-                epochs=config.epochs,
-                callbacks=[*callbacks, stopper],
-                shuffle=False,  # the tf.data pipeline shuffles
-                verbose=progress_verbosity(config.verbose),
-            )
-        finally:
-            stopper.uninstall()
-        stopper.check()
-        fit_seconds = time.perf_counter() - started
-        recorder.mark_fit_complete(stopped_early=early_stopping.stopped_epoch > 0)
-        state = recorder.state
+        state, fit_seconds = fit_model(config, dataset, model, global_batch, paths)
 
     if not paths.best_model.exists():
         raise RunError(

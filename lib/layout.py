@@ -160,6 +160,28 @@ class Layout:
     def tuning_paths(self, name: str) -> TuningPaths:
         return TuningPaths(self.tuning_project(name))
 
+    def runs(self) -> list[RunPaths]:
+        """The runs under the root (valid names holding a config.json), by name."""
+        if not self.root.is_dir():
+            return []
+        return [
+            RunPaths(child)
+            for child in sorted(self.root.iterdir())
+            if _NAME.match(child.name)
+            and child.name not in RESERVED_NAMES
+            and (child / "config.json").is_file()
+        ]
+
+    def tuning_projects(self) -> list[TuningPaths]:
+        """The tuning projects under the root, by name."""
+        if not self.tuning.is_dir():
+            return []
+        return [
+            TuningPaths(child)
+            for child in sorted(self.tuning.iterdir())
+            if child.is_dir() and _NAME.match(child.name)
+        ]
+
     def find_run(self, name_or_path: str) -> RunPaths:
         """Resolve a run given by name (below the root) or by path."""
         candidate = Path(name_or_path)

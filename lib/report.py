@@ -204,19 +204,8 @@ def collect(root: Path) -> Report:
         )
     layout = Layout(root)
 
-    runs = []
-    for child in sorted(root.iterdir()):
-        if child.name.startswith(".") or child.name in ("datasets", "tuning"):
-            continue
-        paths = RunPaths(child)
-        if child.is_dir() and paths.config.is_file():
-            runs.append(read_run(paths))
-
-    projects = []
-    if layout.tuning.is_dir():
-        for child in sorted(layout.tuning.iterdir()):
-            if child.is_dir() and not child.name.startswith("."):
-                projects.append(read_project(TuningPaths(child)))
+    runs = [read_run(paths) for paths in layout.runs()]
+    projects = [read_project(paths) for paths in layout.tuning_projects()]
 
     runs.sort(key=_oldest_first)
     projects.sort(key=_oldest_first)

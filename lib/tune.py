@@ -28,6 +28,7 @@ from kerasjobs.tune_runtime import (
     select_gpus,
     set_keras_tuner_environment,
     terminate_on_sigterm,
+    trial_strategy,
 )
 
 logger = logging.getLogger(__name__)
@@ -138,25 +139,6 @@ def prepare(search: Search, specs: list[HyperParameterSpec] | None) -> None:
     )
     if search.role.kind != "chief":
         search.strategy = trial_strategy(config)
-
-
-def trial_strategy(config: TuneConfig) -> Any:
-    """The strategy every trial of this process trains under, or None.
-
-    A worker holding several GPUs (--gpu all) can train each trial with
-    MirroredStrategy over them; --cpu-replicas tries that on a CPU.
-    """
-    from kerasjobs.devices import choose_strategy
-
-    strategy, name = choose_strategy(config.strategy)
-    if name == "default":
-        return None
-    logger.info(
-        "each trial trains with strategy %s over %d replicas",
-        name,
-        strategy.num_replicas_in_sync,
-    )
-    return strategy
 
 
 def fit_trials(tuner: Any, search: Search) -> None:

@@ -10,9 +10,10 @@ import signal
 import subprocess
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from kerasjobs.errors import RunError
-from kerasjobs.tune_config import Role
+from kerasjobs.tune_config import Role, TuneConfig
 
 logger = logging.getLogger(__name__)
 
@@ -122,3 +123,22 @@ def terminate_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def trial_strategy(config: TuneConfig) -> Any:
+    """The strategy every trial of this process trains under, or None.
+
+    A worker holding several GPUs (--gpu all) can train each trial with
+    MirroredStrategy over them; --cpu-replicas tries that on a CPU.
+    """
+    from kerasjobs.devices import choose_strategy
+
+    strategy, name = choose_strategy(config.strategy)
+    if name == "default":
+        return None
+    logger.info(
+        "each trial trains with strategy %s over %d replicas",
+        name,
+        strategy.num_replicas_in_sync,
+    )
+    return strategy

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,6 +42,16 @@ def invoke(*args: str):
 
     result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
     return result
+
+
+# A line TensorFlow's C++ runtime logs through absl ("W0000 00:00:..."): it
+# can come after our own last line as TensorFlow shuts its threads down.
+ABSL_LINE = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:")
+
+
+def our_lines(stream: str) -> list[str]:
+    """The lines of stderr that kerasjobs or Python wrote, not TensorFlow's C++."""
+    return [line for line in stream.strip().splitlines() if not ABSL_LINE.match(line)]
 
 
 def read_json(path: Path) -> dict:

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tests.conftest import run_kerasjobs
+from tests.conftest import our_lines, run_kerasjobs
 
 
 def test_help_does_not_import_tensorflow():
@@ -53,7 +53,7 @@ BAD_DATA = {
 
 def assert_clean_failure(result, code: int, message: str, root) -> None:
     assert result.returncode == code, result.stderr
-    lines = result.stderr.strip().splitlines()
+    lines = our_lines(result.stderr)
     assert "Traceback" not in result.stderr
     assert lines[-1].startswith("kerasjobs: error:") and message in lines[-1]
     # Nothing that looks like a run was left behind.

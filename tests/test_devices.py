@@ -9,6 +9,7 @@ import pytest
 from tests.conftest import (
     history_epochs,
     invoke,
+    our_lines,
     read_json,
     rerun,
     run_kerasjobs,
@@ -75,6 +76,6 @@ def test_mirrored_run_resumes_after_sigterm(tmp_path):
 def test_multi_worker_fails_clearly_naming_the_upstream_issue(tmp_path, option):
     result = run_kerasjobs("train", "--root", str(tmp_path), "--strategy", option)
     assert result.returncode == 2
-    assert "keras-team/keras/issues/20585" in result.stderr.splitlines()[-1]
+    assert "keras-team/keras/issues/20585" in our_lines(result.stderr)[-1]
     assert "Traceback" not in result.stderr
     assert not list(tmp_path.glob("*/config.json"))

@@ -20,7 +20,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from kerasjobs.data import load_dataset
 from kerasjobs.layout import Layout
 from kerasjobs.projector import SPRITE_MAX_SIDE, SpriteSheet
-from tests.conftest import invoke, read_json, run_kerasjobs
+from tests.conftest import invoke, our_lines, read_json, run_kerasjobs
 from tests.tbserver import TensorBoardServer, serve
 
 PROJECTOR = "/data/plugin/projector"
@@ -267,7 +267,7 @@ def expect_refusal(args: list[str], code: int, message: str, root: Path) -> None
     result = run_kerasjobs("embed", "--root", str(root), *args)
     assert result.returncode == code, result.stderr
     assert "Traceback" not in result.stderr
-    last_line = result.stderr.strip().splitlines()[-1]
+    last_line = our_lines(result.stderr)[-1]
     assert last_line.startswith("kerasjobs: error: ")
     assert re.search(message, last_line), last_line
     assert snapshot(root) == before
@@ -331,7 +331,7 @@ def test_stopped_export_leaves_the_old_one_intact(
     if stop == signal.SIGINT:
         # Ctrl-C: one line, exit 130, and the scratch folder is gone.
         assert process.returncode == 130
-        assert stderr.strip().splitlines()[-1] == "kerasjobs: aborted"
+        assert our_lines(stderr)[-1] == "kerasjobs: aborted"
         assert "Traceback" not in stderr
         assert paths.projector_scratch_folders() == []
     # The next export sweeps what a killed one left (no event file, so

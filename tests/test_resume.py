@@ -9,6 +9,7 @@ import pytest
 
 from tests.conftest import (
     history_epochs,
+    our_lines,
     read_json,
     rerun,
     start_training,
@@ -49,7 +50,7 @@ def test_sigterm_saves_and_exits_promptly_then_resumes(tmp_path):
     assert time.monotonic() - sent < 10
     assert process.returncode == 143, stderr
     assert "Traceback" not in stderr
-    assert "rerun the same command to resume" in stderr.splitlines()[-1]
+    assert "rerun the same command to resume" in our_lines(stderr)[-1]
 
     assert read_json(run / "metrics.json")["status"] == "preempted"
     assert (run / "backup" / "training_metadata.json").exists()

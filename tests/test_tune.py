@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_kerasjobs
+from tests.conftest import our_lines, run_kerasjobs
 from tests.tbserver import serve
 
 # One thread per process: several TensorFlow processes share two cores here.
@@ -268,7 +268,7 @@ def test_failing_trials_end_a_standalone_search_with_one_error(tmp_path):
         *FAST, env=THREADS, timeout=DEADLINE,
     )  # fmt: skip
     assert result.returncode == 1
-    last = result.stderr.strip().splitlines()[-1]
+    last = our_lines(result.stderr)[-1]
     assert last.startswith("kerasjobs: error: the search failed: 2 trials failed")
     assert "this layer refuses to train" in last
     assert "Traceback" not in result.stderr
@@ -367,7 +367,7 @@ def test_always_failing_model_stops_chief_and_workers_with_an_error(cluster):
     codes = search.wait_all(timeout=120)
     assert all(code != 0 for code in codes.values()), search.logs()
     for job in search.jobs:
-        last = job.text().strip().splitlines()[-1]
+        last = our_lines(job.text())[-1]
         assert "the search failed: " in last and "the loss became nan" in last, last
     record = json.loads((search.project / "search.json").read_text())
     assert record["state"] == "failed"
