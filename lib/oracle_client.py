@@ -23,6 +23,7 @@ from keras_tuner.src import protos
 from keras_tuner.src.distribute.oracle_client import OracleClient
 from keras_tuner.src.engine import trial as trial_module
 
+from kerasjobs.errors import RunError
 from kerasjobs.tune_runtime import check_terminated
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,13 @@ CHANNEL_OPTIONS = [
     ("grpc.min_reconnect_backoff_ms", 200),
     ("grpc.max_reconnect_backoff_ms", 2000),
 ]
-_RETRIED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# A chief that is down, slow, or shutting down (its server cancels the calls
+# in flight as it stops): ask again, and read search.json in between.
+_RETRIED = (
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.CANCELLED,
+)
 
 
 def encode(message: dict[str, Any]) -> bytes:
@@ -86,7 +93,11 @@ class Retrier:
                 return method(request, wait_for_ready=False, timeout=ATTEMPT_SECONDS)
             except grpc.RpcError as error:
                 if error.code() not in _RETRIED:
-                    raise
+                    raise RunError(
+                        f"the chief at {self.address} refused a request "
+                        f"({error.code().name}: {error.details()}): check that "
+                        "chief and workers run the same kerasjobs version"
+                    ) from None
             first_failure = first_failure or time.monotonic()
             self.check_recorded_state()
             waited = time.monotonic() - first_failure
