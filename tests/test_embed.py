@@ -341,21 +341,6 @@ def test_stopped_export_leaves_the_old_one_intact(
     assert paths.projector_scratch_folders() == []
 
 
-def test_embed_help_does_not_import_tensorflow() -> None:
-    code = (
-        "import sys\n"
-        "from kerasjobs.jobs.cli import cli\n"
-        "cli.main(['embed', '--help'], standalone_mode=False)\n"
-        "cli.main(['tensorboard', '--help'], standalone_mode=False)\n"
-        "print('tensorflow' in sys.modules)\n"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    )
-    assert "--split [test|train]" in result.stdout
-    assert result.stdout.strip().endswith("False")
-
-
 def test_tensorboard_job_serves_the_root_until_interrupted(
     root: Path, tmp_path: Path
 ) -> None:
