@@ -9,7 +9,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,13 @@ from kerasjobs.errors import InputError, RunError
 from kerasjobs.layout import Layout, RunPaths
 from kerasjobs.locking import exclusive
 from kerasjobs.models import EMBEDDING_LAYER, resolve_builder
-from kerasjobs.records import git_commit, library_versions, read_json, write_json_atomic
+from kerasjobs.records import (
+    git_commit,
+    library_versions,
+    read_json,
+    utc_now,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -287,7 +292,7 @@ def export(
             config={**asdict(config), "root": str(config.root)},
             checkpoint=str(paths.best_model),
             checkpoint_epoch=(read_json(paths.best_record) or {}).get("epoch"),
-            created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            created_at=utc_now(),
             seconds=round(time.perf_counter() - started, 3),
             versions=library_versions(),
             git_commit=git_commit(),

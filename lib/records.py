@@ -10,6 +10,7 @@ import platform
 import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,11 @@ def write_csv_atomic(
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(path, buffer.getvalue())
+
+
+def utc_now() -> str:
+    """The current time as an ISO 8601 string in UTC, to the second."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def library_versions() -> dict[str, str]:

@@ -7,7 +7,6 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from kerasjobs.records import (
     git_commit,
     library_versions,
     read_json,
+    utc_now,
     write_json_atomic,
 )
 from kerasjobs.schedules import check_schedule
@@ -40,10 +40,6 @@ class TrainResult:
     run: RunPaths
     metrics: dict[str, Any]
     already_finished: bool = False
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def check_config(config: TrainConfig) -> None:
@@ -91,7 +87,7 @@ def write_config(config: TrainConfig, paths: RunPaths, dataset: Dataset) -> None
     record.update(
         run_name=paths.name,
         run_id=config.run_id(),
-        created_at=now(),
+        created_at=utc_now(),
         versions=library_versions(),
         git_commit=git_commit(),
         data={
@@ -146,7 +142,7 @@ def run_training(config: TrainConfig) -> TrainResult:
     with exclusive(paths.lock, busy):
         write_config(config, paths, dataset)
         started = time.perf_counter()
-        status = {"status": "running", "started_at": now()}
+        status = {"status": "running", "started_at": utc_now()}
         write_json_atomic(paths.metrics, status)
         try:
             summary = fit.fit_and_evaluate(config, dataset, model, placement, paths)
@@ -164,7 +160,7 @@ def run_training(config: TrainConfig) -> TrainResult:
             **status,
             **summary,
             "status": "finished",
-            "finished_at": now(),
+            "finished_at": utc_now(),
             "seconds_this_attempt": round(time.perf_counter() - started, 3),
         }
         write_json_atomic(paths.metrics, metrics)

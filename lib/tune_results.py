@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-from datetime import datetime, timezone
 from typing import Any
 
 from kerasjobs.layout import TuningPaths
@@ -14,6 +13,7 @@ from kerasjobs.records import (
     git_commit,
     library_versions,
     read_json,
+    utc_now,
     write_csv_atomic,
     write_json_atomic,
 )
@@ -31,10 +31,6 @@ TRIAL_COLUMNS = [
 ]
 # Hyperband's bookkeeping values, kept apart from the tuned hyperparameters.
 _TUNER_PREFIX = "tuner/"
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def record_search(
@@ -55,8 +51,8 @@ def record_search(
         "state": state,
         "message": message,
         "settings": settings,
-        "created_at": previous.get("created_at", now()),
-        "updated_at": now(),
+        "created_at": previous.get("created_at", utc_now()),
+        "updated_at": utc_now(),
         "versions": library_versions(),
         "git_commit": git_commit(),
         **(summary or {}),
